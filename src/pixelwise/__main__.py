@@ -1,0 +1,5 @@
+"""``python -m pixelwise`` runs the command line."""
+
+from pixelwise.cli.main import main
+
+main()
