@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,13 +20,11 @@ def _fixed_rng_state():
     random.seed(0)
     np.random.seed(0)
     torch_state = None
-    try:
+    if "torch" in sys.modules:  # only tests that use torch pay for importing it
         import torch
 
         torch_state = torch.random.get_rng_state()
         torch.manual_seed(0)
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
     yield
     random.setstate(py_state)
     np.random.set_state(np_state)

@@ -444,3 +444,20 @@ def test_real_microscopy_tiff() -> None:
     if (NUCLEI / "instances.tif").exists():
         labels = read_label_image(NUCLEI / "instances.tif")
         assert labels.dtype == np.uint16 and len(np.unique(labels)) == 126
+
+
+@pytest.mark.parametrize("bit_depth, dtype", [(None, np.uint8), (8, np.uint8), (16, np.uint16)])
+def test_write_label_png_bit_depth(tmp_path, bit_depth, dtype):
+    labels = np.array([[0, 3], [183, 7]], np.uint16)
+    path = tmp_path / "ids.png"
+    write_label_png(path, labels, bit_depth=bit_depth)
+    back = read_label_image(path)
+    assert back.dtype == dtype
+    np.testing.assert_array_equal(back, labels)
+
+
+def test_write_label_png_bit_depth_errors(tmp_path):
+    with pytest.raises(AnnotationError, match="8-bit"):
+        write_label_png(tmp_path / "x.png", np.array([[300]], np.uint16), bit_depth=8)
+    with pytest.raises(ValueError, match="bit_depth"):
+        write_label_png(tmp_path / "x.png", np.array([[3]], np.uint16), bit_depth=12)

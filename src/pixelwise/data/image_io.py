@@ -764,7 +764,7 @@ def image_size(path: str | Path) -> tuple[int, int]:
 
 
 def write_label_png(
-    path: str | Path, labels: np.ndarray, palette: np.ndarray | None = None
+    path: str | Path, labels: np.ndarray, palette: np.ndarray | None = None, bit_depth: int | None = None
 ) -> None:
     """Write a label map as a lossless PNG, choosing the smallest exact encoding.
 
@@ -779,6 +779,9 @@ def write_label_png(
         path: destination ending in ``.png``; the parent folder must exist.
         labels: ``(H, W)`` integer or bool label ids, all ``>= 0``.
         palette: optional ``(K, 3) uint8`` RGB colour of each id, ``1 <= K <= 256``.
+        bit_depth: force 8 or 16 bits for grayscale output (e.g. Cityscapes instanceIds
+            and instance masks are 16-bit even when every id is below 256); None picks
+            the smallest exact encoding.
 
     Raises:
         ShapeError: labels not ``(H, W)`` integer, or palette not ``(K, 3) uint8``.
@@ -802,6 +805,12 @@ def write_label_png(
     if low < 0:
         raise AnnotationError(path, f"labels contain negative values (min {low})",
                               "map ignore/void labels to a non-negative id such as 255 first")
+    if bit_depth not in (None, 8, 16):
+        raise ValueError(f"bit_depth must be None, 8 or 16, got {bit_depth!r}")
+    if bit_depth is not None and palette is not None:
+        raise ValueError("bit_depth applies to grayscale PNGs; a palette PNG is always 8-bit")
+    if bit_depth == 8 and high >= 256:
+        raise AnnotationError(path, f"labels go up to {high}, more than an 8-bit PNG holds", "use bit_depth=16")
     if palette is not None:
         palette = np.asarray(palette)
         if palette.ndim != 2 or palette.shape[1] != 3 or not 1 <= palette.shape[0] <= 256 \
@@ -817,7 +826,7 @@ def write_label_png(
         img = Image.fromarray(labels.astype(np.uint8))
         img.putpalette(palette.reshape(-1).tolist())  # L + palette -> P
         img.save(path, format="PNG")
-    elif high < 256:
+    elif high < 256 and bit_depth != 16:
         Image.fromarray(labels.astype(np.uint8)).save(path, format="PNG")
     elif high < 65536:
         ok, encoded = cv2.imencode(".png", labels.astype(np.uint16))
