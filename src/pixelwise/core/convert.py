@@ -10,6 +10,7 @@ Rules shared by every format:
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from pixelwise.core.errors import ShapeError
@@ -80,6 +81,36 @@ def instances_from_id_map(
     return InstanceSet(height, width, classes, masks, ids=np.asarray(values, dtype=np.int64))
 
 
+def instances_from_semantic(semantic: SemanticMap, taxonomy: Taxonomy, connectivity: int = 8) -> InstanceSet:
+    """One instance per connected region of each thing class of a semantic map.
+
+    Stuff classes, unknown ids and the ignore index give no instance.
+
+    Args:
+        semantic: ``(H, W)`` class ids.
+        taxonomy: says which classes are things.
+        connectivity: 8 (diagonal neighbours join) or 4.
+
+    Returns:
+        Dense instances ordered by class id, then by OpenCV component label (scan order).
+    """
+    if connectivity not in (4, 8):
+        raise ValueError(f"connectivity must be 4 or 8, got {connectivity}")
+    height, width = semantic.shape
+    things = set(taxonomy.thing_ids)
+    masks: list[np.ndarray] = []
+    classes: list[int] = []
+    for class_id in semantic.class_ids():
+        if class_id not in things or class_id == semantic.ignore_index:
+            continue
+        count, labels = cv2.connectedComponents(semantic.mask_of(class_id).astype(np.uint8), connectivity=connectivity)
+        for label in range(1, count):
+            masks.append(labels == label)
+            classes.append(class_id)
+    stack = np.stack(masks) if masks else np.zeros((0, height, width), dtype=bool)
+    return InstanceSet(height, width, np.asarray(classes, dtype=np.int64), stack)
+
+
 def panoptic_from_views(
     semantic: SemanticMap | None, instances: InstanceSet | None, taxonomy: Taxonomy, keep_crowd: bool = False
 ) -> PanopticMap:
@@ -146,7 +177,8 @@ def complete_annotation(annotation: Annotation, taxonomy: Taxonomy, background_i
     """Fill in the views an annotation lacks from the ones it has.
 
     - semantic from panoptic, else from instances (over ``background_id``);
-    - instances from panoptic things;
+    - instances from panoptic things, else one instance per connected region of each
+      thing class of the semantic map;
     - panoptic from semantic stuff + instances.
     """
     semantic, instances, panoptic = annotation.semantic, annotation.instances, annotation.panoptic
@@ -156,6 +188,8 @@ def complete_annotation(annotation: Annotation, taxonomy: Taxonomy, background_i
         instances = instances or inst_p
     if semantic is None and instances is not None:
         semantic = semantic_from_instances(instances, background_id, taxonomy.ignore_index)
+    if instances is None and semantic is not None:
+        instances = instances_from_semantic(semantic, taxonomy)
     if panoptic is None and (semantic is not None or instances is not None):
         panoptic = panoptic_from_views(semantic, instances, taxonomy)
     return Annotation(semantic, instances, panoptic)

@@ -46,7 +46,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from pixelwise.core.convert import views_from_panoptic
+from pixelwise.core.convert import instances_from_semantic, views_from_panoptic
 from pixelwise.core.errors import AnnotationError, DataError, FormatError, ImageReadError, ShapeError, TaxonomyError
 from pixelwise.core.labels import Annotation, InstanceSet, SemanticMap
 from pixelwise.core.masks import (
@@ -699,36 +699,6 @@ def read_coco(
 
 
 # =========================================================================== writer
-
-
-def instances_from_semantic(semantic: SemanticMap, taxonomy: Taxonomy, connectivity: int = 8) -> InstanceSet:
-    """One instance per connected region of each thing class of a semantic map.
-
-    Stuff classes, unknown ids and the ignore index give no instance.
-
-    Args:
-        semantic: ``(H, W)`` class ids.
-        taxonomy: says which classes are things.
-        connectivity: 8 (diagonal neighbours join) or 4.
-
-    Returns:
-        Dense instances ordered by class id, then by OpenCV component label (scan order).
-    """
-    if connectivity not in (4, 8):
-        raise ValueError(f"connectivity must be 4 or 8, got {connectivity}")
-    height, width = semantic.shape
-    things = set(taxonomy.thing_ids)
-    masks: list[np.ndarray] = []
-    classes: list[int] = []
-    for class_id in semantic.class_ids():
-        if class_id not in things or class_id == semantic.ignore_index:
-            continue
-        count, labels = cv2.connectedComponents(semantic.mask_of(class_id).astype(np.uint8), connectivity=connectivity)
-        for label in range(1, count):
-            masks.append(labels == label)
-            classes.append(class_id)
-    stack = np.stack(masks) if masks else np.zeros((0, height, width), dtype=bool)
-    return InstanceSet(height, width, np.asarray(classes, dtype=np.int64), stack)
 
 
 def _instances_for_export(annotation: Annotation, taxonomy: Taxonomy) -> InstanceSet | None:
