@@ -204,8 +204,10 @@ class DatasetStats:
         if self.unknown_ids:
             lines.append(f"Unknown class ids in labels: {self.unknown_ids} (run validation)")
         if self.metadata_counts:
-            lines += ["", "Metadata:"]
+            lines += ["", "Metadata (keys with mostly unique values, e.g. ids or measurements, are left out):"]
             for key, counter in self.metadata_counts.items():
+                if len(counter) > max(max_metadata_values, self.n_images // 2):
+                    continue
                 shown = ", ".join(f"{v} ({n})" for v, n in counter.most_common(max_metadata_values))
                 more = len(counter) - max_metadata_values
                 lines.append(f"  {key}: {shown}" + (f", ... {more} more values" if more > 0 else ""))
