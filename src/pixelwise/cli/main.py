@@ -6,6 +6,9 @@ import typer
 
 from pixelwise.cli.data_commands import data_app
 from pixelwise.cli.demo import demo_command
+from pixelwise.cli.predict import predict_command
+from pixelwise.cli.train import train_command
+from pixelwise.cli.val import val_command
 
 app = typer.Typer(
     name="pixelwise",
@@ -16,6 +19,9 @@ app = typer.Typer(
 )
 app.add_typer(data_app, name="data")
 app.command("demo")(demo_command)
+app.command("train")(train_command)
+app.command("val")(val_command)
+app.command("predict")(predict_command)
 
 
 @app.callback()
