@@ -1,9 +1,10 @@
 """The one-line entry point: ``pixelwise.load(...)`` returns a ready :class:`Segmenter`.
 
-The model file's extension picks the backend. Today a Pixelwise checkpoint (``.pt`` /
-``.pth``, written by training or :func:`pixelwise.models.checkpoint.save_checkpoint`)
-runs on PyTorch. Exported models (``.onnx``, ``.tflite``) and named pretrained models
-will be added in :data:`_LOADERS` / :func:`load` (the single dispatch point).
+The model file's extension picks the backend: a Pixelwise checkpoint (``.pt`` / ``.pth``)
+runs on PyTorch, an exported ``.onnx`` model (with its sidecar JSON) on ONNX Runtime, a
+``.tflite`` model on LiteRT. A built-in name (``"person"``, ``"person-landscape"``: the
+MediaPipe selfie models shipped in the package) loads without any file.
+:data:`_LOADERS` / :func:`load` are the single dispatch point.
 
 Example:
     >>> import pixelwise
@@ -38,16 +39,26 @@ def _load_checkpoint(path: Path, num_threads: int | None, device: str, **options
     return Segmenter(backend, checkpoint.taxonomy, checkpoint.preprocess, task=checkpoint.task, **options)
 
 
+def _load_onnx(path: Path, num_threads: int | None, device: str, **options: Any) -> Segmenter:
+    from pixelwise.runtime.onnx_backend import load_onnx
+
+    return load_onnx(path, num_threads=num_threads, **options)
+
+
+def _load_tflite(path: Path, num_threads: int | None, device: str, **options: Any) -> Segmenter:
+    from pixelwise.runtime.litert_backend import load_tflite
+
+    if num_threads is None:
+        return load_tflite(path, **options)
+    return load_tflite(path, num_threads=num_threads, **options)
+
+
 #: Model file extension -> loader. The dispatch point for new backends.
 _LOADERS: dict[str, Callable[..., Segmenter]] = {
     ".pt": _load_checkpoint,
     ".pth": _load_checkpoint,
-}
-
-#: Extensions recognised but not loadable yet, with the reason shown to the user.
-_PLANNED: dict[str, str] = {
-    ".onnx": "ONNX Runtime models are not supported yet",
-    ".tflite": "LiteRT (TensorFlow Lite) models are not supported yet",
+    ".onnx": _load_onnx,
+    ".tflite": _load_tflite,
 }
 
 
@@ -61,8 +72,10 @@ def load(
     """Load a model for inference.
 
     Args:
-        path_or_name: a model file. ``.pt`` / ``.pth`` must be a Pixelwise checkpoint
-            (model config, weights, taxonomy and preprocessing in one file).
+        path_or_name: a model file or a built-in model name. ``.pt`` / ``.pth`` must be
+            a Pixelwise checkpoint (model config, weights, taxonomy and preprocessing in
+            one file); ``.onnx`` needs its sidecar ``.onnx.json`` from ``pixelwise export``;
+            ``.tflite`` runs on LiteRT; ``"person"`` is the built-in person model.
         num_threads: CPU threads used by the backend (None: the library default).
         device: torch device for ``.pt`` models (``"cpu"``, ``"cuda:0"``).
         **options: passed to :class:`~pixelwise.runtime.Segmenter` (``batch_size``,
@@ -81,12 +94,15 @@ def load(
         >>> import pixelwise
         >>> seg = pixelwise.load("runs/exp1/best.pt", num_threads=2)  # doctest: +SKIP
     """
+    from pixelwise.runtime.builtin import is_builtin, list_builtin_models, load_builtin
+
     path = Path(path_or_name)
+    if is_builtin(str(path_or_name)) and not path.exists():
+        threads = 2 if num_threads is None else num_threads
+        return load_builtin(str(path_or_name), num_threads=threads, **options)
     suffix = path.suffix.lower()
     if suffix in _LOADERS:
         return _LOADERS[suffix](path, num_threads=num_threads, device=device, **options)
-    if suffix in _PLANNED:
-        raise ModelLoadError(path, _PLANNED[suffix], f"use a Pixelwise .pt checkpoint; loadable: {', '.join(_LOADERS)}")
     if suffix:
         raise ModelLoadError(
             path,
@@ -95,6 +111,6 @@ def load(
         )
     raise ModelLoadError(
         path,
-        "not a model file and not a known pretrained model name (no named models are available yet)",
-        f"pass a Pixelwise checkpoint file ({', '.join(_LOADERS)})",
+        "not a model file and not a known built-in model name",
+        f"pass a model file ({', '.join(_LOADERS)}) or one of {', '.join(list_builtin_models())}",
     )

@@ -16,6 +16,7 @@ VERBS = [
     ["train"],
     ["val"],
     ["predict"],
+    ["export"],
     ["data"],
     ["data", "convert"],
     ["data", "stats"],

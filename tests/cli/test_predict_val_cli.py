@@ -101,7 +101,7 @@ def test_predict_exit_code_when_nothing_works(checkpoint, tmp_path):
     missing = runner.invoke(app, ["predict", "-m", str(checkpoint), str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
     assert missing.exit_code == 1 and "no such file" in missing.output
     bad_model = runner.invoke(app, ["predict", "-m", str(tmp_path / "m.onnx"), str(folder)])
-    assert bad_model.exit_code == 2 and "not supported yet" in bad_model.output
+    assert bad_model.exit_code == 2 and "ONNX model file not found" in bad_model.output
 
 
 def test_resolve_sources(images, tmp_path):

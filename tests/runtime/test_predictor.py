@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import pixelwise.api
-from pixelwise.core.errors import ShapeError
+from pixelwise.core.errors import DataError, ShapeError
 from pixelwise.core.taxonomy import Taxonomy
 from pixelwise.data.image_io import read_label_image, write_image
 from pixelwise.models import create_model
@@ -243,8 +243,8 @@ def test_checkpoint_round_trip_gives_the_model_labels(tiny_model, tmp_path):
 @pytest.mark.parametrize(
     "name, error, match",
     [
-        ("model.onnx", pixelwise.api.ModelLoadError, "not supported yet"),
-        ("model.tflite", pixelwise.api.ModelLoadError, "not supported yet"),
+        ("model.onnx", DataError, "ONNX model file not found"),
+        ("model.tflite", DataError, "TFLite model file not found"),
         ("model.h5", pixelwise.api.ModelLoadError, "unknown model file extension"),
         ("person", pixelwise.api.ModelLoadError, "not a model file"),
         ("missing.pt", CheckpointError, "not found"),
