@@ -9,11 +9,16 @@ import typer
 
 def demo_command(
     out: Path = typer.Option(Path("demo_output"), "--out", help="Folder for everything the demo writes."),
-    n: int = typer.Option(48, "--n", help="Synthetic images to generate."),
+    n: int = typer.Option(200, "--n", help="Synthetic training images to generate."),
     size: int = typer.Option(128, help="Image side in pixels."),
     seed: int = typer.Option(0, help="Random seed."),
+    minutes: float = typer.Option(5.0, help="Training time budget in minutes."),
+    data_only: bool = typer.Option(False, "--data-only", help="Stop after the data steps (no training)."),
 ) -> None:
-    """Generate a synthetic dataset, validate it, print its statistics and write a contact sheet."""
-    from pixelwise.cli.demo_pipeline import run_data_demo
+    """Generate a synthetic dataset, validate it, describe it, train a model, evaluate it, predict."""
+    from pixelwise.cli.demo_pipeline import DemoRecipe, run_data_demo, run_full_demo
 
-    run_data_demo(out, n=n, size=size, seed=seed, echo=typer.echo)
+    if data_only:
+        run_data_demo(out, n=n, size=size, seed=seed, echo=typer.echo)
+        return
+    run_full_demo(out, n=n, size=size, seed=seed, echo=typer.echo, recipe=DemoRecipe(max_minutes=minutes))
