@@ -17,6 +17,7 @@ VERBS = [
     ["val"],
     ["predict"],
     ["export"],
+    ["quantize"],
     ["data"],
     ["data", "convert"],
     ["data", "stats"],

@@ -8,6 +8,7 @@ from pixelwise.cli.data_commands import data_app
 from pixelwise.cli.demo import demo_command
 from pixelwise.cli.export import export_command
 from pixelwise.cli.predict import predict_command
+from pixelwise.cli.quantize import quantize_command
 from pixelwise.cli.train import train_command
 from pixelwise.cli.val import val_command
 
@@ -24,6 +25,7 @@ app.command("train")(train_command)
 app.command("val")(val_command)
 app.command("predict")(predict_command)
 app.command("export")(export_command)
+app.command("quantize")(quantize_command)
 
 
 @app.callback()

@@ -269,7 +269,7 @@ def check_taxonomies(model: Taxonomy, data: Taxonomy) -> None:
         )
 
 
-def _semantic_target(sample: Sample, taxonomy: Taxonomy) -> np.ndarray | None:
+def semantic_target(sample: Sample, taxonomy: Taxonomy) -> np.ndarray | None:
     """``(H, W)`` ground-truth ids with void = ``taxonomy.ignore_index``, or None if unlabelled."""
     annotation = sample.annotation()
     if annotation.is_empty:
@@ -396,7 +396,7 @@ def evaluate(
     bar = tqdm(dataset.samples, desc="evaluating", unit="img", disable=not progress)
     for sample in bar:
         try:
-            target = _semantic_target(sample, dataset.taxonomy)
+            target = semantic_target(sample, dataset.taxonomy)
             if target is None:
                 issues.append(DataIssue(sample.image_path, "no ground truth", "warning", sample.image_id))
                 continue
