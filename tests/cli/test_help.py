@@ -18,6 +18,8 @@ VERBS = [
     ["predict"],
     ["export"],
     ["quantize"],
+    ["prune"],
+    ["distill"],
     ["data"],
     ["data", "convert"],
     ["data", "stats"],

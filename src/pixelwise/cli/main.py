@@ -7,6 +7,7 @@ import typer
 from pixelwise.cli.data_commands import data_app
 from pixelwise.cli.demo import demo_command
 from pixelwise.cli.export import export_command
+from pixelwise.cli.optimize import distill_command, prune_command
 from pixelwise.cli.predict import predict_command
 from pixelwise.cli.quantize import quantize_command
 from pixelwise.cli.train import train_command
@@ -26,6 +27,8 @@ app.command("val")(val_command)
 app.command("predict")(predict_command)
 app.command("export")(export_command)
 app.command("quantize")(quantize_command)
+app.command("prune")(prune_command)
+app.command("distill")(distill_command)
 
 
 @app.callback()

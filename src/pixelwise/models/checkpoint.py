@@ -25,7 +25,7 @@ import torch
 
 from pixelwise.core.errors import DataError
 from pixelwise.core.taxonomy import Taxonomy
-from pixelwise.models.registry import create_model
+from pixelwise.models.pruned import create_model_from_config
 from pixelwise.models.semantic import SegmentationModel
 from pixelwise.transforms.preprocess import PreprocessConfig
 
@@ -63,7 +63,7 @@ class Checkpoint:
 
     def build_model(self) -> SegmentationModel:
         """Rebuild the architecture and load the weights (strict), in eval mode."""
-        model = create_model(**self.model_config)
+        model = create_model_from_config(self.model_config)  # also rebuilds pruned architectures
         missing, unexpected = model.load_state_dict(self.model_state, strict=False)
         if missing or unexpected:
             raise CheckpointError(
