@@ -39,7 +39,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -823,9 +823,10 @@ def train(
                     break
         run.finish()
     except KeyboardInterrupt:
-        run.finish()
         if run.ctx.is_main:
             run.echo(f"interrupted; {run.run_dir / 'last.pt'} holds the last finished epoch (continue with --resume {run.run_dir})")
+        with suppress(Exception):  # the interrupt may have hit matplotlib mid-drawing
+            run.finish()
         raise
     finally:
         run.close()
