@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
@@ -66,6 +65,8 @@ from pixelwise.data.dataset import (
     read_manifest_metadata,
     write_manifest,
 )
+from pixelwise.data.formats.common import copy_image_as as _copy_image
+from pixelwise.data.formats.common import safe_stem as _safe_stem
 from pixelwise.data.formats.base import MANIFEST_NAME, FormatSpec, register_format
 from pixelwise.data.image_io import (
     image_size,
@@ -141,7 +142,7 @@ _GT_RE = re.compile(
 )
 _GT_DIRS = ("gtFine", "gtCoarse")
 _IMAGE_DIRS = ("leftImg8bit", "images")
-_UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+from pixelwise.data.formats.common import UNSAFE_CHARS as _UNSAFE_CHARS  # noqa: E402
 _PROGRESS_MIN = 50
 _MAX_UINT16 = 65535
 
@@ -414,13 +415,6 @@ def read_cityscapes(
 # --------------------------------------------------------------------------- writing
 
 
-def _safe_stem(image_id: str, used: set[str]) -> str:
-    stem = _UNSAFE_CHARS.sub("_", str(image_id)).strip("._") or "image"
-    candidate, k = stem, 2
-    while candidate in used:
-        candidate, k = f"{stem}_{k}", k + 1
-    used.add(candidate)
-    return candidate
 
 
 def _check_writable_taxonomy(taxonomy: Taxonomy) -> None:
@@ -475,11 +469,6 @@ def _as_data_error(exc: Exception, path: Path) -> DataError:
     return DataError(path, f"cannot write sample ({exc.__class__.__name__}: {exc})")
 
 
-def _copy_image(source: Path, destination: Path) -> None:
-    if source.suffix.lower() == ".png":
-        shutil.copy2(source, destination)
-    else:
-        write_image(destination, read_image(source))
 
 
 def write_cityscapes(

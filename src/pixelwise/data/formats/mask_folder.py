@@ -66,7 +66,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from functools import partial
@@ -84,6 +83,9 @@ from pixelwise.core.labels import Annotation, InstanceSet, SemanticMap
 from pixelwise.core.masks import rle_compress
 from pixelwise.core.taxonomy import ClassInfo, Taxonomy, voc_palette
 from pixelwise.data.dataset import DataIssue, Sample, SegmentationDataset, read_manifest_metadata, write_manifest
+from pixelwise.data.formats.common import copy_image as _copy_image
+from pixelwise.data.formats.common import safe_stem as _safe_stem
+from pixelwise.data.formats.common import unique_id as _unique_id
 from pixelwise.data.formats.base import MANIFEST_NAME, FormatSpec, register_format
 from pixelwise.data.image_io import (
     IMAGE_EXTENSIONS,
@@ -124,7 +126,6 @@ _LABELS_TXT = "labels.txt"
 _BACKGROUND_NAMES = frozenset({"background", "_background_", "bg"})
 _AUTO_SAMPLE = 16
 _PROGRESS_MIN = 50
-_UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 # --------------------------------------------------------------------------- class lists
@@ -422,12 +423,6 @@ def _load_mask(path: Path, kind: str, taxonomy: Taxonomy, instance_class: int) -
 # --------------------------------------------------------------------------- reading
 
 
-def _unique_id(stem: str, used: set[str]) -> str:
-    candidate, k = stem, 2
-    while candidate in used:
-        candidate, k = f"{stem}_{k}", k + 1
-    used.add(candidate)
-    return candidate
 
 
 def _class_file(root: Path) -> Path | None:
@@ -641,20 +636,8 @@ def _report_unknown(
 # --------------------------------------------------------------------------- writing
 
 
-def _safe_stem(image_id: str, used: set[str]) -> str:
-    stem = _UNSAFE_CHARS.sub("_", str(image_id)).strip("._") or "image"
-    return _unique_id(stem, used)
 
 
-def _copy_image(source: Path, destination_stem: Path) -> Path:
-    suffix = source.suffix.lower()
-    if suffix in IMAGE_EXTENSIONS:
-        destination = destination_stem.with_suffix(suffix)
-        shutil.copy2(source, destination)
-    else:
-        destination = destination_stem.with_suffix(".png")
-        write_image(destination, read_image(source))
-    return destination
 
 
 def _write_array(path: Path, labels: np.ndarray, palette: np.ndarray | None) -> None:

@@ -58,6 +58,7 @@ from pixelwise.data.dataset import (
     read_manifest_metadata,
     write_manifest,
 )
+from pixelwise.data.formats.common import safe_stem as _safe_stem
 from pixelwise.data.formats.base import MANIFEST_NAME, FormatSpec, register_format
 from pixelwise.data.image_io import (
     image_size,
@@ -109,7 +110,6 @@ VOC_VOID = 255
 _BACKGROUND_NAMES = frozenset({"background", "_background_"})
 _IGNORE_LINE = "__ignore__"
 _UNUSED_RE = re.compile(r"^__unused_\d+__$")
-_UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 _JPEG_SUFFIXES = (".jpg", ".jpeg")
 _PROGRESS_MIN = 50
 _MAX_OBJECTS = 254
@@ -419,13 +419,6 @@ def read_voc(
 # --------------------------------------------------------------------------- writing
 
 
-def _safe_stem(image_id: str, used: set[str]) -> str:
-    stem = _UNSAFE_CHARS.sub("_", str(image_id)).strip("._") or "image"
-    candidate, k = stem, 2
-    while candidate in used:
-        candidate, k = f"{stem}_{k}", k + 1
-    used.add(candidate)
-    return candidate
 
 
 def _voc_class_map(semantic: SemanticMap, where: Path) -> np.ndarray:

@@ -68,8 +68,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
-import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -86,6 +84,9 @@ from pixelwise.core.labels import Annotation, InstanceSet
 from pixelwise.core.masks import Polygon, mask_to_polygons, polygons_to_mask, rle_decode, rle_encode
 from pixelwise.core.taxonomy import ClassInfo, Taxonomy, voc_palette
 from pixelwise.data.dataset import DataIssue, Sample, SegmentationDataset, read_manifest_metadata, write_manifest
+from pixelwise.data.formats.common import copy_image as _copy_image
+from pixelwise.data.formats.common import safe_stem as _safe_stem
+from pixelwise.data.formats.common import unique_id as _unique_id
 from pixelwise.data.formats.base import MANIFEST_NAME, FormatSpec, register_format
 from pixelwise.data.image_io import IMAGE_EXTENSIONS, image_size, list_images, read_image, write_image
 
@@ -110,7 +111,7 @@ TAXONOMY_FILE = "pixelwise_taxonomy.json"
 _YAML_NAMES = ("data.yaml", "data.yml", "dataset.yaml", "dataset.yml")
 _COORD_TOLERANCE = 1e-6
 _PROGRESS_MIN = 50
-_UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+from pixelwise.data.formats.common import UNSAFE_CHARS as _UNSAFE_CHARS  # noqa: E402
 _RESERVED_KEYS = frozenset({"path", "names", "nc", "extra_splits", "download", "yaml_file", "channels"})
 
 
@@ -756,31 +757,13 @@ def _split_of(splits: list[str | None], in_manifest: bool, manifest_meta: Mappin
     return named[0]
 
 
-def _unique_id(stem: str, used: set[str]) -> str:
-    candidate, k = stem, 2
-    while candidate in used:
-        candidate, k = f"{stem}_{k}", k + 1
-    used.add(candidate)
-    return candidate
 
 
 # --------------------------------------------------------------------------- writing
 
 
-def _safe_stem(image_id: str, used: set[str]) -> str:
-    stem = _UNSAFE_CHARS.sub("_", str(image_id)).strip("._") or "image"
-    return _unique_id(stem, used)
 
 
-def _copy_image(source: Path, destination_stem: Path) -> Path:
-    suffix = source.suffix.lower()
-    if suffix in IMAGE_EXTENSIONS:
-        destination = destination_stem.with_suffix(suffix)
-        shutil.copy2(source, destination)
-    else:
-        destination = destination_stem.with_suffix(".png")
-        write_image(destination, read_image(source))
-    return destination
 
 
 def _instances_of(annotation: Annotation, taxonomy: Taxonomy) -> InstanceSet | None:
