@@ -68,7 +68,7 @@ def run_ray(checkpoint: Path, paths: list[Path], workers: int, batch_size: int, 
 
     run = predict_ray(checkpoint, paths, num_workers=workers, batch_size=batch_size, threads_per_worker=threads,
                       compute_regions=regions, shutdown=False, progress=False)
-    start = time.perf_counter()
+    start, driver_cpu = time.perf_counter(), time.process_time()
     first = None
     count = 0
     for item in run:
@@ -77,7 +77,7 @@ def run_ray(checkpoint: Path, paths: list[Path], workers: int, batch_size: int, 
         count += 1
         if first is None:
             first = time.perf_counter()
-    end = time.perf_counter()
+    end, driver_cpu = time.perf_counter(), time.process_time() - driver_cpu
     assert first is not None
     steady = (count - 1) / (end - first) if count > 1 and end > first else float("nan")
     workers_cpu = sum(w["cpu"] for w in run.stats.worker_seconds.values())
@@ -89,6 +89,8 @@ def run_ray(checkpoint: Path, paths: list[Path], workers: int, batch_size: int, 
         "actor_cpu_share": workers_cpu / workers_busy if workers_busy else float("nan"),
         "images_per_actor_cpu_second": count / workers_cpu if workers_cpu else float("nan"),
         "actors_seen": len(run.stats.worker_seconds),
+        # CPU of this (driver) process per second: it competes with the actors on a 2-core machine
+        "driver_cpu_share": driver_cpu / (end - start),
     }
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import typer
+from PIL import Image
 from typer.testing import CliRunner
 
 from pixelwise.cli.predict import predict_command, resolve_sources
@@ -57,7 +58,8 @@ def test_predict_skips_a_broken_file_and_writes_the_others(checkpoint, images, t
     out = tmp_path / "out"
     result = runner.invoke(app, ["predict", "--model", str(checkpoint), str(images), "--out", str(out), "--no-progress"])
     assert result.exit_code == 0, result.output
-    assert "c_truncated.jpg" in result.output and "2 images segmented, 1 skipped" in result.output
+    assert "c_truncated.jpg" in result.output
+    assert "2 images segmented (" in result.output and "img/s), 1 skipped" in result.output
     for stem, shape in (("a", (20, 30)), ("b", (17, 23))):
         assert read_label_image(out / f"{stem}_labels.png").shape == shape
         assert (out / f"{stem}_overlay.png").is_file()
@@ -145,3 +147,20 @@ def test_val_refuses_other_class_names(checkpoint, tmp_path):
     assert refused.exit_code == 2 and "nucleus" in refused.output
     accepted = runner.invoke(app, [*args, "--ignore-class-names"])
     assert accepted.exit_code == 0, accepted.output
+
+
+def test_predict_ray_engine_writes_the_same_files_as_local(checkpoint, tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for index in range(3):
+        Image.fromarray(rng.integers(0, 255, (40, 56, 3), dtype=np.uint8)).save(folder / f"p{index}.png")
+    outputs = {}
+    for engine in ("local", "ray"):
+        out = tmp_path / engine
+        result = runner.invoke(
+            app, ["predict", "-m", str(checkpoint), str(folder), "--out", str(out), "--no-progress", "--engine", engine, "--workers", "1"]
+        )
+        assert result.exit_code == 0, result.output
+        outputs[engine] = {p.name: p.read_bytes() for p in sorted(out.glob("*.png"))}
+    assert outputs["local"] and outputs["local"] == outputs["ray"]
