@@ -233,13 +233,21 @@ class Segmenter:
             ValueError: ``threshold`` on a model that is not binary, or out of [0, 1];
                 negative ``min_region`` or ``smooth``.
         """
-        if min_region < 0 or smooth < 0:
-            raise ValueError(f"min_region and smooth must be >= 0, got {min_region} and {smooth}")
         if threshold is not None and not self.is_binary:
             raise ValueError(
                 f"threshold applies to binary (2-class) models; this model has {self.num_classes} classes"
             )
         labels = scores_to_labels(probabilities, threshold=threshold, foreground_id=1)
+        return self.clean_labels(labels, min_region=min_region, fill_holes=fill_holes, smooth=smooth)
+
+    def clean_labels(self, labels: np.ndarray, min_region: int = 0, fill_holes: bool = False, smooth: int = 0) -> np.ndarray:
+        """Cleanup of an ``(H, W)`` label map, in order: smoothing, small-region removal, hole filling.
+
+        Returns:
+            ``(H, W) int32`` labels.
+        """
+        if min_region < 0 or smooth < 0:
+            raise ValueError(f"min_region and smooth must be >= 0, got {min_region} and {smooth}")
         ignore = self.taxonomy.ignore_index
         if smooth > 0:
             labels = smooth_labels(labels, radius=int(smooth), ignore_index=ignore)

@@ -34,8 +34,6 @@ import numpy as np
 
 from pixelwise.core.errors import ImageReadError, PixelwiseError, ShapeError
 from pixelwise.data.image_io import read_image, sniff_format
-from pixelwise.postprocess.cleanup import fill_holes as fill_label_holes
-from pixelwise.postprocess.cleanup import remove_small_regions, smooth_labels
 from pixelwise.postprocess.labels import scores_to_labels, softmax
 from pixelwise.runtime.predictor import BackendOutputError, ImageInput, Segmenter
 from pixelwise.runtime.results import SemanticResult
@@ -620,18 +618,11 @@ class TiledSegmenter:
             A :class:`SemanticResult` (``labels`` ``(H, W) int32``; no probabilities).
         """
         rgb, path = Segmenter.load_image(image)
-        labels = self.predict_labels(rgb, threshold=threshold).astype(np.int32)
         if min_region < 0 or smooth < 0:
             raise ValueError(f"min_region and smooth must be >= 0, got {min_region} and {smooth}")
         seg = self.segmenter
-        ignore = seg.taxonomy.ignore_index
-        if smooth > 0:
-            labels = smooth_labels(labels, radius=int(smooth), ignore_index=ignore)
-        if min_region > 1:
-            labels = remove_small_regions(labels, int(min_region), ignore_index=ignore)
-        if fill_holes:
-            targets = [i for i in seg.taxonomy.ids if i != seg.background_id]
-            labels = fill_label_holes(labels, targets, ignore_index=ignore)
+        labels = self.predict_labels(rgb, threshold=threshold).astype(np.int32)
+        labels = seg.clean_labels(labels, min_region=min_region, fill_holes=fill_holes, smooth=smooth)
         return SemanticResult(rgb, labels, seg.taxonomy, None, source=path, background_id=seg.background_id)
 
 
